@@ -89,3 +89,9 @@ type Pipeline struct {
 
 	stats Stats
 }
+
+// StoreFunc adapts a function to the Store interface.
+type StoreFunc func(pos any) error
+
+// Save calls f(pos).
+func (f StoreFunc) Save(pos any) error { return f(pos) }
