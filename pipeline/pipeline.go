@@ -95,3 +95,15 @@ type StoreFunc func(pos any) error
 
 // Save calls f(pos).
 func (f StoreFunc) Save(pos any) error { return f(pos) }
+
+// SourceFunc adapts a function to the Source interface.
+type SourceFunc func(stop context.Context, emit func(Event) error) error
+
+// Read calls f(stop, emit).
+func (f SourceFunc) Read(stop context.Context, emit func(Event) error) error { return f(stop, emit) }
+
+// SinkFunc adapts a function to the Sink interface.
+type SinkFunc func(ctx context.Context, lines [][]byte) error
+
+// Send calls f(ctx, lines).
+func (f SinkFunc) Send(ctx context.Context, lines [][]byte) error { return f(ctx, lines) }
