@@ -1,0 +1,22 @@
+GO ?= go
+BINARY := bin/logzio-jumpcloud
+# The release build: a static binary with no local paths in it. The Dockerfile uses the same flags.
+BUILD_FLAGS := -trimpath -ldflags="-s -w"
+
+.PHONY: demo test build vet fuzz bench docker clean
+
+## demo: ship a generated JumpCloud backlog to a local Logz.io listener (no accounts needed)
+demo:
+	$(GO) run ./cmd/logzio-jumpcloud demo
+
+## test: vet, then every test with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+## build: the static release binary, as the container builds it
+build:
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BINARY) ./cmd/logzio-jumpcloud
+
+clean:
+	rm -rf bin
