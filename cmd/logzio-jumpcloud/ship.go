@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/logzio/logzio-jumpcloud/checkpoint"
+	"github.com/logzio/logzio-jumpcloud/config"
+	"github.com/logzio/logzio-jumpcloud/pipeline"
+	"github.com/logzio/logzio-jumpcloud/sink"
+	"github.com/logzio/logzio-jumpcloud/source"
+)
+
+// ship runs the pipeline until ctx is done or, with once, until it has caught up.
+func ship(ctx context.Context, cfg *config.Config, lastTimePath string, once bool, log zerolog.Logger) error {
+	p, err := newPipeline(cfg, checkpoint.Open(lastTimePath), once, log, time.Now)
+	if err != nil {
+		return err
+	}
+	if err := p.Run(ctx); err != nil {
+		return err
+	}
+	s := p.Stats()
+	log.Info().Int64("events_shipped", s.EventsDelivered.Load()).Int64("batches", s.BatchesSent.Load()).
+		Int64("skipped", s.EventsSkipped.Load()).Msg("stopped")
+	return nil
+}
+
+// newPipeline wires the stages, in the order data flows: where to start comes from the
+// checkpoint, the source reads JumpCloud from there, the transform shapes each event, the sink
+// posts batches to the listener, and the checkpoint store records how far delivery got.
+func newPipeline(cfg *config.Config, store *checkpoint.File, once bool, log zerolog.Logger, now func() time.Time) (*pipeline.Pipeline, error) {
+	start, err := resumePoint(cfg, store, log, now)
+	if err != nil {
+		return nil, err
+	}
+	retry := pipeline.RetryPolicy{}
+	jumpcloud := source.New(source.Config{
+		URL:      cfg.JumpCloud.URL,
+		APIKey:   string(cfg.JumpCloud.Token),
+		OrgID:    cfg.JumpCloud.OrgID,
+		Services: cfg.JumpCloud.Services,
+		PageSize: cfg.JumpCloud.PageSize,
+		Start:    start,
+		Lag:      cfg.JumpCloud.Lag,
+		Interval: cfg.JumpCloud.Interval,
+		Once:     once,
+		Retry:    retry,
+		Log:      log.With().Str("stage", "source").Logger(),
+		Now:      now,
+	})
+	logzio, err := sink.New(sink.Config{
+		URL:   cfg.Logzio.URL,
+		Token: string(cfg.Logzio.Token),
+		Type:  cfg.Logzio.Type,
+		Retry: retry,
+		Log:   log.With().Str("stage", "sink").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pipeline.Pipeline{
+		Source:    jumpcloud,
+		Transform: source.NewTransform(source.TransformConfig{Type: cfg.Logzio.Type, OrgID: cfg.JumpCloud.OrgID}),
+		Sink:      logzio,
+		Store:     pipeline.StoreFunc(func(pos any) error { return store.Save(pos.(time.Time)) }),
+		Log:       log,
+		Retry:     retry,
+	}, nil
+}
+
+// resumePoint decides where reading starts: the checkpoint wins over start_date, which wins over
+// now. It first proves the checkpoint can be written, so a read-only or full disk stops the
+// program before anything is shipped.
+func resumePoint(cfg *config.Config, store *checkpoint.File, log zerolog.Logger, now func() time.Time) (time.Time, error) {
+	if err := store.CheckWritable(); err != nil {
+		return time.Time{}, err
+	}
+	start, found, err := store.Load()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if found {
+		log.Info().Time("start", start).Str("file", store.Path()).Msg("resuming from the checkpoint")
+		return start, nil
+	}
+	start, from := cfg.JumpCloud.StartDate, "start_date"
+	if start.IsZero() {
+		start, from = now().UTC().Truncate(time.Millisecond), "now"
+	}
+	// Record it at once: a restart before the first delivery must resume here, not at a new now.
+	if err := store.Save(start); err != nil {
+		return time.Time{}, fmt.Errorf("recording the start point: %w", err)
+	}
+	log.Info().Time("start", start).Str("from", from).Msg("starting without a checkpoint")
+	return start, nil
+}
