@@ -20,3 +20,10 @@ build:
 
 clean:
 	rm -rf bin
+
+## bench: each stage, then the binary end to end against the emulator (200,000 events, then
+## 2,000,000 to show memory does not grow with the backlog), with the single-goroutine limit
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./source/ ./sink/
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x ./internal/bench/
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/bench/ -args -backlog 2000000

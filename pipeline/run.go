@@ -42,7 +42,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	events := make(chan Event, p.Buffer)
 	transformed := make(chan Event, p.Buffer)
-	batches := make(chan *batch, p.Senders)
+	batches := make(chan *batch) // unbuffered: a batch is built only when a sender is free for it
 	acks := make(chan *batch, p.MaxPending)
 	// pending holds one token per batch that is dispatched but not yet in the acknowledged
 	// prefix: its capacity is the back-pressure on the batcher when an early batch is stuck.
@@ -249,6 +249,7 @@ func (p *Pipeline) sendAll(run context.Context, in <-chan *batch, acks chan<- *b
 				if err := p.deliver(run, b); err != nil {
 					return err
 				}
+				b.lines = nil // delivered: the checkpoint needs only the position, not the data
 				acks <- b // the checkpoint reads acks until it is closed: this never blocks for long
 			}
 			return nil

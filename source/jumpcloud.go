@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,8 +53,19 @@ type Config struct {
 
 // JumpCloud is a pipeline.Source reading Directory Insights events.
 type JumpCloud struct {
-	cfg Config
+	cfg   Config
+	stats Stats
 }
+
+// Stats counts what a JumpCloud reader has done. Every field is safe to read while it runs.
+type Stats struct {
+	Pages   atomic.Int64 // pages read and decoded in full
+	Events  atomic.Int64 // events emitted
+	Untimed atomic.Int64 // events read without a readable timestamp (each logged, and shipped)
+}
+
+// Stats returns the reader's live counters.
+func (j *JumpCloud) Stats() *Stats { return &j.stats }
 
 // New returns a reader for cfg, with defaults filled in.
 func New(cfg Config) *JumpCloud {
@@ -126,99 +138,131 @@ type unit struct {
 	hasMs  bool  // false while the unit holds only events without a readable timestamp
 }
 
-// readWindow emits every event with start <= timestamp < end.
+// window is the state of reading one window [start, end).
+type window struct {
+	j          *JumpCloud
+	emit       func(pipeline.Event) error
+	start, end time.Time
+	floor      time.Time // every event before floor has been emitted, or lies before the window
+	held       unit
+	pageStart  unit // held as the current page began, or empty once a unit was emitted since
+	events     int
+	pages      int
+}
+
+// readWindow emits every event with start <= timestamp < end, page by page, as each page
+// streams in.
 func (j *JumpCloud) readWindow(stop context.Context, emit func(pipeline.Event) error, start, end time.Time) error {
 	began := time.Now() // durations use the real clock, whatever Now says
-	var (
-		held        unit
-		searchAfter json.RawMessage
-		pages       int
-		events      int
-	)
-	// flush emits the held unit; its last event makes resumeAt safe.
-	flush := func(resumeAt time.Time) error {
-		if len(held.events) == 0 {
-			return emit(pipeline.Event{Position: resumeAt})
-		}
-		last := len(held.events) - 1
-		for i, data := range held.events {
-			e := pipeline.Event{Data: data}
-			if i == last {
-				e.Position = resumeAt
-			}
-			if err := emit(e); err != nil {
-				return err
-			}
-		}
-		events += len(held.events)
-		held = unit{events: held.events[:0]}
-		return nil
-	}
-
+	w := &window{j: j, emit: emit, start: start, end: end, floor: start}
+	var cursor json.RawMessage
 	for {
 		if stop.Err() != nil {
 			return stop.Err() // the held unit is dropped: it is read again from the last resume point
 		}
-		page, err := j.fetchPage(stop, start, end, searchAfter)
+		next, last, err := w.readPage(stop, cursor)
 		if err != nil {
 			return err
 		}
-		pages++
-		for _, data := range page.events {
-			ts, ok := timestampOf(data)
-			if !ok {
-				// Still shipped, inside the current unit: an audit record is never dropped for
-				// a missing field.
-				j.cfg.Log.Warn().Msg("event without a readable timestamp; shipping it with its neighbours")
-				held.events = append(held.events, data)
-				continue
-			}
-			if ts.Before(start) {
-				continue // already covered by an earlier window (the server may compare coarsely)
-			}
-			if !ts.Before(end) {
-				page.more = false // ordered by millisecond, so every later event is past end too
-				break
-			}
-			ms := ts.UnixMilli()
-			if held.hasMs && ms != held.ms {
-				if err := flush(time.UnixMilli(ms).UTC()); err != nil {
-					return err
-				}
-			}
-			held.events = append(held.events, data)
-			held.ms, held.hasMs = ms, true
-		}
-		if !page.more {
+		if last {
 			break
 		}
-		searchAfter = page.searchAfter
+		cursor = next
 	}
-	if err := flush(end); err != nil {
+	if err := w.flush(end); err != nil {
 		return err
 	}
-	j.cfg.Log.Info().Time("window_start", start).Time("window_end", end).Int("pages", pages).
-		Int("events", events).Dur("duration", time.Since(began)).Msg("read window")
+	j.cfg.Log.Info().Time("window_start", start).Time("window_end", end).Int("pages", w.pages).
+		Int("events", w.events).Dur("duration", time.Since(began)).Msg("read window")
 	return nil
 }
 
-// timestampOf reads an event's timestamp, at any precision JumpCloud emits.
-func timestampOf(event []byte) (time.Time, bool) {
-	var fields struct {
-		Timestamp string `json:"timestamp"`
+// readPage reads the page after cursor, retrying a failed attempt from the same cursor. A retry
+// skips the events before the last resume point emitted and drops what the failed attempt added
+// to the held unit, so that nothing is doubled or skipped.
+func (w *window) readPage(stop context.Context, cursor json.RawMessage) (next json.RawMessage, last bool, err error) {
+	body, err := json.Marshal(query{
+		Service:     w.j.cfg.Services,
+		StartTime:   w.start.Format(time.RFC3339Nano),
+		EndTime:     w.end.Format(time.RFC3339Nano),
+		Limit:       w.j.cfg.PageSize,
+		Sort:        "ASC",
+		SearchAfter: cursor,
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	if json.Unmarshal(event, &fields) != nil {
-		return time.Time{}, false
+	w.pageStart = w.held
+	attempt := func() error {
+		w.held.events = w.held.events[:len(w.pageStart.events)]
+		w.held.ms, w.held.hasMs = w.pageStart.ms, w.pageStart.hasMs
+		next, last, err = w.j.readAnswer(stop, body, w.take)
+		return err
 	}
-	ts, err := time.Parse(time.RFC3339Nano, fields.Timestamp)
-	return ts, err == nil
+	onRetry := func(err error, wait time.Duration) {
+		w.j.cfg.Log.Warn().Err(err).Dur("retry_in", wait).Msg("reading a JumpCloud page failed; retrying")
+	}
+	if err := w.j.cfg.Retry.Retry(stop, attempt, onRetry); err != nil {
+		return nil, false, err
+	}
+	w.pages++
+	w.j.stats.Pages.Add(1)
+	return next, last, nil
 }
 
-// page is one answer of the events endpoint.
-type page struct {
-	events      [][]byte
-	more        bool            // another page may follow
-	searchAfter json.RawMessage // the cursor for the next page
+// take handles one event of a page: it joins the held unit, or, when it starts a later
+// millisecond, the held unit is emitted first with that millisecond as its resume point.
+func (w *window) take(data []byte) error {
+	ts, ok := Timestamp(data)
+	if !ok {
+		// Still shipped, inside the current unit: an audit record is never dropped for a
+		// missing field.
+		w.j.cfg.Log.Warn().Int64("untimed_total", w.j.stats.Untimed.Add(1)).
+			Msg("event without a readable timestamp; shipping it with its neighbours")
+		w.held.events = append(w.held.events, data)
+		return nil
+	}
+	if ts.Before(w.floor) {
+		return nil // emitted already, or before the window (the server may compare coarsely)
+	}
+	if !ts.Before(w.end) {
+		return errPastEnd // ordered by millisecond, so every later event is past the end too
+	}
+	ms := ts.UnixMilli()
+	if w.held.hasMs && ms != w.held.ms {
+		if err := w.flush(time.UnixMilli(ms).UTC()); err != nil {
+			return pipeline.Permanent(err) // the pipeline is stopping hard: no retry
+		}
+	}
+	w.held.events = append(w.held.events, data)
+	w.held.ms, w.held.hasMs = ms, true
+	return nil
+}
+
+// errPastEnd ends a page at the first event at or after the window's end.
+var errPastEnd = fmt.Errorf("past the window's end: %w", errStopDecoding)
+
+// flush emits the held unit; its last event makes resumeAt safe.
+func (w *window) flush(resumeAt time.Time) error {
+	if len(w.held.events) == 0 {
+		return w.emit(pipeline.Event{Position: resumeAt})
+	}
+	last := len(w.held.events) - 1
+	for i, data := range w.held.events {
+		e := pipeline.Event{Data: data}
+		if i == last {
+			e.Position = resumeAt
+		}
+		if err := w.emit(e); err != nil {
+			return err
+		}
+	}
+	w.events += len(w.held.events)
+	w.j.stats.Events.Add(int64(len(w.held.events)))
+	w.held = unit{events: w.held.events[:0]}
+	w.pageStart = unit{}
+	w.floor = resumeAt
+	return nil
 }
 
 // query is the body of an events request.
@@ -231,41 +275,21 @@ type query struct {
 	SearchAfter json.RawMessage `json:"search_after,omitempty"`
 }
 
-// fetchPage reads one page, retrying transient failures from the same cursor. A page is used
-// only once it has been read and decoded in full, so a failure part-way never emits anything.
-func (j *JumpCloud) fetchPage(stop context.Context, start, end time.Time, searchAfter json.RawMessage) (*page, error) {
-	body, err := json.Marshal(query{
-		Service:     j.cfg.Services,
-		StartTime:   start.Format(time.RFC3339Nano),
-		EndTime:     end.Format(time.RFC3339Nano),
-		Limit:       j.cfg.PageSize,
-		Sort:        "ASC",
-		SearchAfter: searchAfter,
-	})
-	if err != nil {
-		return nil, err
-	}
-	var result *page
-	attempt := func() error {
-		p, err := j.request(stop, body)
-		result = p
-		return err
-	}
-	onRetry := func(err error, wait time.Duration) {
-		j.cfg.Log.Warn().Err(err).Dur("retry_in", wait).Msg("reading a JumpCloud page failed; retrying")
-	}
-	if err := j.cfg.Retry.Retry(stop, attempt, onRetry); err != nil {
-		return nil, err
-	}
-	return result, nil
-}
+// errIdle is why a request is cut when JumpCloud stops sending.
+var errIdle = errors.New("JumpCloud sent nothing for too long")
 
-func (j *JumpCloud) request(stop context.Context, body []byte) (*page, error) {
-	ctx, cancel := context.WithTimeout(stop, j.cfg.RequestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.cfg.URL, bytes.NewReader(body))
+// readAnswer posts one query and hands each event of the answer, as it streams in, to take. It
+// returns the cursor of the next page, or last when there is none.
+func (j *JumpCloud) readAnswer(stop context.Context, query []byte, take func([]byte) error) (next json.RawMessage, last bool, err error) {
+	// The timeout covers waiting for JumpCloud, not the time spent handing events on to a
+	// pipeline that is holding the reader back.
+	ctx, cancel := context.WithCancelCause(stop)
+	defer cancel(nil)
+	idle := time.AfterFunc(j.cfg.RequestTimeout, func() { cancel(errIdle) })
+	defer idle.Stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.cfg.URL, bytes.NewReader(query))
 	if err != nil {
-		return nil, pipeline.Permanent(fmt.Errorf("jumpcloud: %w", err))
+		return nil, false, pipeline.Permanent(fmt.Errorf("jumpcloud: %w", err))
 	}
 	req.Header.Set("x-api-key", j.cfg.APIKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -275,55 +299,70 @@ func (j *JumpCloud) request(stop context.Context, body []byte) (*page, error) {
 	}
 	resp, err := j.cfg.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jumpcloud: %w", err)
+		return nil, false, fmt.Errorf("jumpcloud: %w", causeOf(ctx, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, classify(resp)
+		return nil, false, classify(resp)
 	}
-	events, err := decodeEvents(resp.Body)
+	idle.Stop()
+	body := &idleReader{r: resp.Body, timer: idle, timeout: j.cfg.RequestTimeout}
+	n, err := decodeElements(body, take)
 	if err != nil {
-		return nil, fmt.Errorf("jumpcloud: reading a page: %w", err)
+		if pipeline.IsPermanent(err) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("jumpcloud: reading a page: %w", causeOf(ctx, err))
 	}
 	limit := j.cfg.PageSize
-	if n, err := strconv.Atoi(resp.Header.Get("X-Limit")); err == nil && n > 0 {
-		limit = n // the page size the server actually used
+	if v, err := strconv.Atoi(resp.Header.Get("X-Limit")); err == nil && v > 0 {
+		limit = v // the page size the server actually used
 	}
-	count := len(events)
-	if n, err := strconv.Atoi(resp.Header.Get("X-Result-Count")); err == nil {
-		count = n
+	count := n
+	if v, err := strconv.Atoi(resp.Header.Get("X-Result-Count")); err == nil {
+		count = v
 	}
-	p := &page{events: events, more: count >= limit && len(events) > 0}
-	if p.more {
-		p.searchAfter = json.RawMessage(resp.Header.Get("X-Search_after"))
-		if !json.Valid(p.searchAfter) {
-			return nil, fmt.Errorf("jumpcloud: a full page came without a valid X-Search_after header (%q)", p.searchAfter)
-		}
+	if count < limit || n == 0 || n < count {
+		return nil, true, nil // a short page is the last; n < count means take stopped at the end
 	}
-	return p, nil
+	next = json.RawMessage(resp.Header.Get("X-Search_after"))
+	if !json.Valid(next) {
+		return nil, false, fmt.Errorf("jumpcloud: a full page came without a valid X-Search_after header (%q)", next)
+	}
+	return next, false, nil
 }
 
-// decodeEvents reads a JSON array, keeping each element's raw JSON.
+// causeOf says why a request failed when its context was cancelled on purpose.
+func causeOf(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errIdle) {
+		return fmt.Errorf("%w (%v)", errIdle, err)
+	}
+	return err
+}
+
+// idleReader runs timer only while a Read waits, so that time spent between reads (the reader
+// held back by the pipeline) is never taken for a silent server.
+type idleReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	timeout time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	r.timer.Reset(r.timeout)
+	n, err := r.r.Read(p)
+	r.timer.Stop()
+	return n, err
+}
+
+// decodeEvents reads a page body, a JSON array, keeping each element's JSON.
 func decodeEvents(r io.Reader) ([][]byte, error) {
-	dec := json.NewDecoder(r)
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		if err == nil {
-			err = fmt.Errorf("expected a JSON array, got %v", tok)
-		}
-		return nil, err
-	}
 	var events [][]byte
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		events = append(events, raw)
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	return events, nil
+	_, err := decodeElements(r, func(e []byte) error {
+		events = append(events, e)
+		return nil
+	})
+	return events, err
 }
 
 // classify turns a JumpCloud error answer into a transient or permanent error.
