@@ -6,13 +6,15 @@
 // would duplicate the accepted ones), too large (413: the batch is split in halves), transient
 // (429, 5xx, network errors and timeouts: the pipeline retries) or permanent (a rejected token
 // and any other answer: the pipeline stops). The token travels in the URL; redact.go keeps it
-// out of every error and log line.
+// out of every error and log line. Before batching, Fit (fit.go) shrinks a line over the
+// listener's line limit, which the listener would otherwise drop.
 package sink
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -272,7 +274,12 @@ func (s *Logzio) post(ctx context.Context, lines [][]byte) error {
 	s.counters.bytesSent.Add(int64(size))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("logz.io listener: sending %d lines: %w", len(lines), redactError(err))
+		err = fmt.Errorf("logz.io listener: sending %d lines: %w", len(lines), redactError(err))
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) { // a wrong host or an interception: retrying cannot help
+			return pipeline.Permanent(fmt.Errorf("%w — the listener's certificate is not trusted; check logzio.url", err))
+		}
+		return err
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, answerLimit)) // a cut-short answer is judged by its status
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
@@ -528,10 +535,11 @@ type Stats struct {
 	LinesRejected   int64 // lines the listener rejected as malformed, oversized or empty (all of a 400 without counts)
 	LinesDropped    int64 // single lines dropped as too large even alone
 	Splits          int64 // batches split in halves as too large
+	LinesTruncated  int64 // lines Fit shortened to fit the listener's line limit
 }
 
 type counters struct {
-	requests, bytesSent, batchesAccepted, linesAccepted, linesRejected, linesDropped, splits atomic.Int64
+	requests, bytesSent, batchesAccepted, linesAccepted, linesRejected, linesDropped, splits, linesTruncated atomic.Int64
 }
 
 // Stats returns a snapshot of the sink's counters. It is safe to call while the sink sends.
@@ -544,5 +552,6 @@ func (s *Logzio) Stats() Stats {
 		LinesRejected:   s.counters.linesRejected.Load(),
 		LinesDropped:    s.counters.linesDropped.Load(),
 		Splits:          s.counters.splits.Load(),
+		LinesTruncated:  s.counters.linesTruncated.Load(),
 	}
 }

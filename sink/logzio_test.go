@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -689,4 +691,40 @@ func BenchmarkEncode(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(lines)), "lines/batch")
 	b.ReportMetric(float64(size)/float64(compressed), "ratio")
+}
+
+func TestTheDefaultClientRefusesAListenerWithAnUntrustedCertificate(t *testing.T) {
+	listener := emulator.NewListener(testToken)
+	server := httptest.NewUnstartedServer(listener)
+	server.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	server.StartTLS()                                   // with a self-signed certificate no system trusts
+	t.Cleanup(server.Close)
+	send := func(client *http.Client) error {
+		s, err := New(Config{URL: server.URL, Token: testToken, Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Send(context.Background(), jsonLines(0, 3, 100))
+	}
+
+	err := send(nil) // the default client
+	assertNoToken(t, err)
+	var unknownAuthority x509.UnknownAuthorityError
+	if !errors.As(err, &unknownAuthority) {
+		t.Fatalf("Send = %v, want a certificate verification failure", err)
+	}
+	if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "not trusted") {
+		t.Errorf("Send = %v, want a permanent error saying the certificate is not trusted", err)
+	}
+	if got := len(listener.Lines()); got != 0 {
+		t.Fatalf("the listener got %d lines over a connection whose certificate was not verified", got)
+	}
+	// The same listener with a client that trusts its certificate takes the batch: the refusal
+	// above came from verification, not from the listener.
+	if err := send(server.Client()); err != nil {
+		t.Fatalf("a client trusting the certificate: %v", err)
+	}
+	if got := len(listener.Lines()); got != 3 {
+		t.Errorf("the listener got %d lines from a client trusting it, want 3", got)
+	}
 }

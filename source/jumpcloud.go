@@ -11,6 +11,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -299,6 +300,10 @@ func (j *JumpCloud) readAnswer(stop context.Context, query []byte, take func([]b
 	}
 	resp, err := j.cfg.Client.Do(req)
 	if err != nil {
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) { // a wrong host or an interception: retrying cannot help
+			return nil, false, pipeline.Permanent(fmt.Errorf("jumpcloud: %w — the server's certificate is not trusted; check jumpcloud_api.url", err))
+		}
 		return nil, false, fmt.Errorf("jumpcloud: %w", causeOf(ctx, err))
 	}
 	defer resp.Body.Close()

@@ -2,8 +2,9 @@ package source_test
 
 import (
 	"context"
+	"io"
+	"log"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -325,4 +326,20 @@ func TestAStartOlderThanRetentionStartsAtTheOldestAvailable(t *testing.T) {
 	}
 }
 
-var _ = errors.New
+
+func TestAnUntrustedCertificateIsFatalNotRetried(t *testing.T) {
+	jc := emulator.NewJumpCloud(apiKey)
+	server := httptest.NewUnstartedServer(jc)
+	server.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	server.StartTLS()                                   // a self-signed certificate no system trusts
+	t.Cleanup(server.Close)
+	src := source.New(source.Config{URL: server.URL + emulator.EventsPath, APIKey: apiKey, Start: epoch, Once: true,
+		Now: func() time.Time { return epoch.Add(time.Hour) }, Retry: pipeline.RetryPolicy{Initial: time.Millisecond}})
+	err := src.Read(context.Background(), func(pipeline.Event) error { return nil })
+	if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("Read = %v, want a permanent error saying the certificate is not trusted", err)
+	}
+	if jc.QueryCount() != 0 {
+		t.Errorf("JumpCloud answered %d queries over an unverified connection", jc.QueryCount())
+	}
+}
