@@ -2,9 +2,9 @@ package source_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -325,7 +325,6 @@ func TestAStartOlderThanRetentionStartsAtTheOldestAvailable(t *testing.T) {
 		t.Errorf("first query started at %s (%v); want no earlier than %s", q[0].StartTime, err, now.Add(-source.Retention))
 	}
 }
-
 
 func TestAnUntrustedCertificateIsFatalNotRetried(t *testing.T) {
 	jc := emulator.NewJumpCloud(apiKey)
