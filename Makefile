@@ -3,7 +3,7 @@ BINARY := bin/logzio-jumpcloud
 # The release build: a static binary with no local paths in it. The Dockerfile uses the same flags.
 BUILD_FLAGS := -trimpath -ldflags="-s -w"
 
-.PHONY: demo test build vet fuzz bench docker clean
+.PHONY: demo test build fuzz bench docker clean
 
 ## demo: ship a generated JumpCloud backlog to a local Logz.io listener (no accounts needed)
 demo:
@@ -17,6 +17,18 @@ test:
 ## build: the static release binary, as the container builds it
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BINARY) ./cmd/logzio-jumpcloud
+
+## fuzz: each fuzz target for FUZZTIME (default 10s): config, checkpoint, page decoder, transform
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./checkpoint/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePage$$' -fuzztime $(FUZZTIME) ./source/
+	$(GO) test -run '^$$' -fuzz '^FuzzTransform$$' -fuzztime $(FUZZTIME) ./source/
+
+## docker: the container image (needs a Docker engine)
+docker:
+	docker build -t logzio-jumpcloud .
 
 clean:
 	rm -rf bin
