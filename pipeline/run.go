@@ -250,7 +250,7 @@ func (p *Pipeline) sendAll(run context.Context, in <-chan *batch, acks chan<- *b
 					return err
 				}
 				b.lines = nil // delivered: the checkpoint needs only the position, not the data
-				acks <- b // the checkpoint reads acks until it is closed: this never blocks for long
+				acks <- b     // the checkpoint reads acks until it is closed: this never blocks for long
 			}
 			return nil
 		})

@@ -46,7 +46,7 @@ type Config struct {
 	Once     bool          // read up to now - Lag once, then return
 
 	Client         *http.Client         // default: a client with no overall timeout
-	RequestTimeout time.Duration        // for one page, body included (default 60s)
+	RequestTimeout time.Duration        // how long JumpCloud may send nothing, waiting for an answer or within it (default 60s)
 	Retry          pipeline.RetryPolicy // for failed pages
 	Log            zerolog.Logger
 	Now            func() time.Time // default time.Now
