@@ -173,7 +173,7 @@ func (j *JumpCloud) readWindow(stop context.Context, emit func(pipeline.Event) e
 	if err := w.flush(end); err != nil {
 		return err
 	}
-	j.cfg.Log.Info().Time("window_start", start).Time("window_end", end).Int("pages", w.pages).
+	j.cfg.Log.Debug().Time("window_start", start).Time("window_end", end).Int("pages", w.pages).
 		Int("events", w.events).Dur("duration", time.Since(began)).Msg("read window")
 	return nil
 }

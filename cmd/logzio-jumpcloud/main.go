@@ -1,8 +1,14 @@
 // Command logzio-jumpcloud ships JumpCloud Directory Insights events to a Logz.io listener,
 // resuming where it left off from lastTime.txt.
 //
-//	logzio-jumpcloud [--config PATH] [--last-time PATH] [--once]
+//	logzio-jumpcloud [--config PATH] [--last-time PATH] [--once] [--listen ADDRESS]
+//	logzio-jumpcloud validate [--config PATH] [--last-time PATH]
 //	logzio-jumpcloud demo
+//
+// The first form ships; with --listen it also serves Prometheus metrics on /metrics and its
+// health on /healthz. validate checks the configuration and the checkpoint, prints the
+// effective settings with secrets masked, and ships nothing. demo ships a generated backlog
+// between local emulators.
 //
 // main only parses flags, loads the config, handles signals and calls ship.
 package main
@@ -35,7 +41,9 @@ func main() {
 func stopOnSignals(gracefulStop context.CancelFunc) {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	<-signals
+	first := <-signals
+	// Said at once, so an operator (and a test) knows the next signal is the hard stop.
+	fmt.Fprintf(os.Stderr, "%v: stopping gracefully: delivering what is in flight, then saving the checkpoint; a second signal exits at once\n", first)
 	gracefulStop()
 	<-signals
 	fmt.Fprintln(os.Stderr, "second signal: exiting now; undelivered events will be read again on the next start")
@@ -49,7 +57,20 @@ type options struct {
 	once         bool
 	logFormat    string
 	logLevel     string
+	listen       string // address for /metrics and /healthz; "" serves nothing
+
+	// Set by tests only.
+	clock         func() time.Time // the monitor's clock (default time.Now)
+	progressTicks <-chan time.Time // when a catch-up logs its progress (default every 10s)
 }
+
+const usage = `usage:
+  logzio-jumpcloud [flags]                                      ship, until SIGTERM (or with --once, until caught up)
+  logzio-jumpcloud validate [--config PATH] [--last-time PATH]  check the config and checkpoint, ship nothing
+  logzio-jumpcloud demo                                         ship a generated backlog between local emulators
+
+flags:
+`
 
 func parseFlags(name string, args []string, stderr io.Writer) (*options, error) {
 	var o options
@@ -60,16 +81,27 @@ func parseFlags(name string, args []string, stderr io.Writer) (*options, error) 
 	flags.BoolVar(&o.once, "once", false, "catch up to now minus the lag, deliver everything, and exit")
 	flags.StringVar(&o.logFormat, "log-format", envOr("LOG_FORMAT", "json"), "log `format`: json or console (env LOG_FORMAT)")
 	flags.StringVar(&o.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (env LOG_LEVEL)")
+	flags.StringVar(&o.listen, "listen", "", "serve /metrics and /healthz on this `address`, such as :9090 (default: off)")
+	flags.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		flags.PrintDefaults()
+	}
 	if err := flags.Parse(args); err != nil {
 		return nil, err
 	}
 	if flags.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (commands: demo)", flags.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (commands: validate, demo; see --help)", flags.Arg(0))
 	}
-	if o.lastTimePath == "" {
-		o.lastTimePath = filepath.Join(filepath.Dir(o.configPath), "lastTime.txt")
-	}
+	o.lastTimePath = lastTimePath(o.configPath, o.lastTimePath)
 	return &o, nil
+}
+
+// lastTimePath is the checkpoint file: the one given, or lastTime.txt beside the config file.
+func lastTimePath(configPath, given string) string {
+	if given != "" {
+		return given
+	}
+	return filepath.Join(filepath.Dir(configPath), "lastTime.txt")
 }
 
 func envOr(name, fallback string) string {
@@ -85,10 +117,13 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	if err != nil || level == "" {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
+	// Stages log from several goroutines at once: one line at a time reaches w.
+	synced := zerolog.SyncWriter(w)
 	switch format {
 	case "json":
+		w = synced
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !isTerminal(w)}
+		w = zerolog.ConsoleWriter{Out: synced, TimeFormat: "15:04:05.000", NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format %q: use json or console", format)
 	}
@@ -108,8 +143,13 @@ func isTerminal(w io.Writer) bool {
 
 // run is the whole program; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "demo" {
-		return demo(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "demo":
+			return demo(ctx, args[1:], stdout, stderr)
+		case "validate":
+			return validate(args[1:], stdout, stderr)
+		}
 	}
 	opts, err := parseFlags("logzio-jumpcloud", args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -132,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, warning := range cfg.Warnings {
 		log.Warn().Msg(warning)
 	}
-	if err := ship(ctx, cfg, opts.lastTimePath, opts.once, log); err != nil {
+	if err := ship(ctx, cfg, opts, log); err != nil {
 		log.Error().Msg(err.Error())
 		return 1
 	}

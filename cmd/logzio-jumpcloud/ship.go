@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,19 +16,59 @@ import (
 	"github.com/logzio/logzio-jumpcloud/source"
 )
 
-// ship runs the pipeline until ctx is done or, with once, until it has caught up.
-func ship(ctx context.Context, cfg *config.Config, lastTimePath string, once bool, log zerolog.Logger) error {
-	p, err := newPipeline(cfg, checkpoint.Open(lastTimePath), once, log, time.Now)
+// ship runs the pipeline until ctx is done or, with opts.once, until it has caught up. A monitor
+// watches it: it logs each poll and the progress of a catch-up, and, with opts.listen, serves
+// /metrics and /healthz.
+func ship(ctx context.Context, cfg *config.Config, opts *options, log zerolog.Logger) error {
+	store := checkpoint.Open(opts.lastTimePath)
+	start, err := resumePoint(cfg, store, log, time.Now)
 	if err != nil {
 		return err
 	}
-	if err := p.Run(ctx); err != nil {
+	mon := newMonitor(cfg.JumpCloud.Interval, cfg.JumpCloud.Lag, opts.clock, log)
+	mon.resumingFrom(start, modTime(store.Path()))
+	jumpcloud := &http.Client{Transport: mon.observeJumpCloud(http.DefaultTransport)}
+	p, err := wirePipeline(cfg, store, start, opts.once, log, time.Now, jumpcloud)
+	if err != nil {
+		return err
+	}
+	mon.watch(p.Stats(), p.Sink)
+	p.Store = mon.observeSaves(p.Store)
+
+	if opts.listen != "" {
+		stopServing, err := serveOps(opts.listen, mon, log)
+		if err != nil {
+			return err
+		}
+		defer stopServing()
+	}
+	ticks := opts.progressTicks
+	if ticks == nil {
+		ticker := time.NewTicker(progressEvery)
+		defer ticker.Stop()
+		ticks = ticker.C
+	}
+	stopProgress := mon.reportProgress(ticks)
+	err = p.Run(ctx)
+	stopProgress()
+	if err != nil {
 		return err
 	}
 	s := p.Stats()
 	log.Info().Int64("events_shipped", s.EventsDelivered.Load()).Int64("batches", s.BatchesSent.Load()).
 		Int64("skipped", s.EventsSkipped.Load()).Msg("stopped")
 	return nil
+}
+
+// progressEvery is how often a catch-up logs its progress.
+const progressEvery = 10 * time.Second
+
+// modTime returns when the file at path was last written, or now if it cannot tell.
+func modTime(path string) time.Time {
+	if info, err := os.Stat(path); err == nil {
+		return info.ModTime()
+	}
+	return time.Now()
 }
 
 // newPipeline wires the stages, in the order data flows: where to start comes from the
@@ -37,6 +79,13 @@ func newPipeline(cfg *config.Config, store *checkpoint.File, once bool, log zero
 	if err != nil {
 		return nil, err
 	}
+	return wirePipeline(cfg, store, start, once, log, now, nil)
+}
+
+// wirePipeline is newPipeline once the start is known; jumpcloudClient is the source's HTTP
+// client (nil: the source's default).
+func wirePipeline(cfg *config.Config, store *checkpoint.File, start time.Time, once bool, log zerolog.Logger,
+	now func() time.Time, jumpcloudClient *http.Client) (*pipeline.Pipeline, error) {
 	retry := pipeline.RetryPolicy{}
 	jumpcloud := source.New(source.Config{
 		URL:      cfg.JumpCloud.URL,
@@ -49,6 +98,7 @@ func newPipeline(cfg *config.Config, store *checkpoint.File, once bool, log zero
 		Interval: cfg.JumpCloud.Interval,
 		Once:     once,
 		Retry:    retry,
+		Client:   jumpcloudClient,
 		Log:      log.With().Str("stage", "source").Logger(),
 		Now:      now,
 	})
@@ -64,7 +114,7 @@ func newPipeline(cfg *config.Config, store *checkpoint.File, once bool, log zero
 	}
 	return &pipeline.Pipeline{
 		Source:    jumpcloud,
-		Transform: source.NewTransform(source.TransformConfig{Type: cfg.Logzio.Type, OrgID: cfg.JumpCloud.OrgID}),
+		Transform: logzio.FitAfter(source.NewTransform(source.TransformConfig{Type: cfg.Logzio.Type, OrgID: cfg.JumpCloud.OrgID})),
 		Sink:      logzio,
 		Store:     pipeline.StoreFunc(func(pos any) error { return store.Save(pos.(time.Time)) }),
 		Log:       log,
