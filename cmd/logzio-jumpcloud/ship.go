@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/metrics"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,8 +57,16 @@ func ship(ctx context.Context, cfg *config.Config, opts *options, log zerolog.Lo
 	}
 	s := p.Stats()
 	log.Info().Int64("events_shipped", s.EventsDelivered.Load()).Int64("batches", s.BatchesSent.Load()).
-		Int64("skipped", s.EventsSkipped.Load()).Msg("stopped")
+		Int64("skipped", s.EventsSkipped.Load()).Uint64("heap_allocs", heapAllocs()).Msg("stopped")
 	return nil
+}
+
+// heapAllocs counts the heap objects allocated since the program started (benchmarks divide it
+// by the events shipped).
+func heapAllocs() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }
 
 // progressEvery is how often a catch-up logs its progress.

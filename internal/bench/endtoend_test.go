@@ -48,7 +48,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	defer lst.Close()
 
 	var elapsed time.Duration
-	var peakRSS int64
+	var peakRSS, allocs int64
 	for b.Loop() {
 		lines.Store(0)
 		lineBytes.Store(0)
@@ -66,6 +66,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.Log(tail(stderr.String()))
 		}
 		peakRSS = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+		allocs = stoppedLineField(b, stderr.String(), "heap_allocs")
 		if got := lines.Load(); got != int64(*backlog) {
 			b.Fatalf("the listener received %d events, want %d", got, *backlog)
 		}
@@ -76,8 +77,23 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.ReportMetric(endToEnd, "events/s")
 	b.ReportMetric(float64(lineBytes.Load())/elapsed.Seconds()/1e6, "MB/s")
 	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(allocs)/events, "allocs/event")
 	b.ReportMetric(limit, "limit-events/s")
 	b.ReportMetric(endToEnd/limit, "ratio")
+}
+
+// stoppedLineField reads a number from the shipper's last log line, "stopped".
+func stoppedLineField(b *testing.B, logs, field string) int64 {
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var fields map[string]any
+		if json.Unmarshal([]byte(line), &fields) == nil && fields["message"] == "stopped" {
+			if v, ok := fields[field].(float64); ok {
+				return int64(v)
+			}
+		}
+	}
+	b.Fatalf("no %q on the shipper's \"stopped\" line:\n%s", field, tail(logs))
+	return 0
 }
 
 // singleGoroutineLimit fetches the same pages, then times one goroutine that only decodes them,
