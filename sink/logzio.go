@@ -21,7 +21,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,10 +47,6 @@ const (
 	drainLimit  = 256 << 10
 	// snippetBytes is the most of an answer's body quoted in an error or a log line.
 	snippetBytes = 200
-	// maxRetryAfter caps the wait a Retry-After header can ask for: a listener or proxy asking
-	// for hours would otherwise stall delivery without a word, where capped retries keep
-	// logging.
-	maxRetryAfter = 10 * time.Minute
 	// maxPooledBody is the largest body buffer kept for reuse; a rare larger one is let go.
 	maxPooledBody = 4 << 20
 )
@@ -314,7 +309,7 @@ func (s *Logzio) classify(status int, header http.Header, answer []byte, n int) 
 		return errTooLarge
 	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 && status < 600:
 		err := &StatusError{StatusCode: status, Snippet: snippet(answer)}
-		if wait, ok := parseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
+		if wait, ok := pipeline.ParseRetryAfter(header.Get("Retry-After"), time.Now()); ok {
 			err.RetryAfter = wait
 			return pipeline.RetryAfter(err, wait)
 		}
@@ -482,28 +477,6 @@ func sendable(lines [][]byte) [][]byte {
 }
 
 func isBlank(line []byte) bool { return len(bytes.TrimSpace(line)) == 0 }
-
-// parseRetryAfter reads a Retry-After header, in seconds or as an HTTP date, as a wait from
-// now. It reports false when there is no positive wait to honour.
-func parseRetryAfter(value string, now time.Time) (time.Duration, bool) {
-	value = strings.TrimSpace(value)
-	if value == "" {
-		return 0, false
-	}
-	var wait time.Duration
-	if seconds, err := strconv.ParseInt(value, 10, 64); err == nil {
-		if seconds > int64(maxRetryAfter/time.Second) {
-			seconds = int64(maxRetryAfter / time.Second)
-		}
-		wait = time.Duration(seconds) * time.Second
-	} else if at, err := http.ParseTime(value); err == nil {
-		wait = at.Sub(now)
-	}
-	if wait <= 0 {
-		return 0, false
-	}
-	return min(wait, maxRetryAfter), true
-}
 
 // snippet returns the start of an answer's body (or of a line), on one line and redacted, for
 // an error or a log line.

@@ -323,7 +323,7 @@ func TestSendClassifiesAnswers(t *testing.T) {
 				if !errors.As(err, &status) || status.RetryAfter < tt.wait {
 					t.Errorf("Send = %#v, want a *StatusError asking for at least %s", err, tt.wait)
 				}
-				if got := waitAskedBy(err); got < tt.wait || got > maxRetryAfter {
+				if got := waitAskedBy(err); got < tt.wait || got > pipeline.MaxRetryAfter {
 					t.Errorf("pipeline retry waits %s after Send's error, want at least %s", got, tt.wait)
 				}
 			}
@@ -623,34 +623,6 @@ func TestPrintingTheSinkOrItsConfigHidesTheToken(t *testing.T) {
 		if strings.Contains(text, testToken) || !strings.Contains(text, "listener.logz.io") {
 			t.Errorf("printed as %q: want the host and no token", text)
 		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := map[string]struct {
-		header string
-		wait   time.Duration
-		ok     bool
-	}{
-		"A number of seconds is that wait.":           {"7", 7 * time.Second, true},
-		"Surrounding white space is ignored.":         {" 2 ", 2 * time.Second, true},
-		"An HTTP date is the wait until then.":        {now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		"A huge number of seconds is capped.":         {"99999999999999", maxRetryAfter, true},
-		"A date far ahead is capped.":                 {now.Add(48 * time.Hour).Format(http.TimeFormat), maxRetryAfter, true},
-		"Zero asks for no wait.":                      {"0", 0, false},
-		"A negative number asks for no wait.":         {"-5", 0, false},
-		"A date in the past asks for no wait.":        {now.Add(-time.Minute).Format(http.TimeFormat), 0, false},
-		"Something that is neither asks for no wait.": {"soon", 0, false},
-		"No header asks for no wait.":                 {"", 0, false},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			wait, ok := parseRetryAfter(tt.header, now)
-			if wait != tt.wait || ok != tt.ok {
-				t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tt.header, wait, ok, tt.wait, tt.ok)
-			}
-		})
 	}
 }
 

@@ -253,14 +253,14 @@ func TestAStopWhileBackingOffEndsTheReadPromptlyAtTheLastResumePoint(t *testing.
 		if jc.QueryCount() < faultyRequest {
 			return false
 		}
-		w.Header().Set("Retry-After", "3600")
+		w.Header().Set("Retry-After", "600")
 		w.WriteHeader(http.StatusTooManyRequests)
 		return true
 	}
 	backingOff := make(chan struct{})
 	var once sync.Once
 	log := zerolog.New(writerFunc(func(line []byte) {
-		if bytes.Contains(line, []byte(`"retry_in":3600000`)) {
+		if bytes.Contains(line, []byte(`"retry_in":600000`)) {
 			once.Do(func() { close(backingOff) })
 		}
 	}))
@@ -281,7 +281,7 @@ func TestAStopWhileBackingOffEndsTheReadPromptlyAtTheLastResumePoint(t *testing.
 	case err := <-done:
 		t.Fatalf("Read returned %v before backing off", err)
 	case <-time.After(time.Minute): // a safety limit
-		t.Fatal("the reader never logged that it waits an hour before retrying")
+		t.Fatal("the reader never logged that it waits ten minutes before retrying")
 	}
 	cancel()
 	select {
@@ -290,7 +290,7 @@ func TestAStopWhileBackingOffEndsTheReadPromptlyAtTheLastResumePoint(t *testing.
 			t.Fatalf("a stop while backing off returned %v; it is a graceful stop", err)
 		}
 	case <-time.After(30 * time.Second): // a safety limit, far below the hour asked for
-		t.Fatal("Read was still waiting out Retry-After: 3600 thirty seconds after the stop")
+		t.Fatal("Read was still waiting out Retry-After: 600 thirty seconds after the stop")
 	}
 
 	if len(got.ids) == 0 || last.Position == nil {

@@ -389,25 +389,11 @@ func classify(resp *http.Response) error {
 	case code == http.StatusForbidden:
 		return pipeline.Permanent(fmt.Errorf("jumpcloud: access denied (%s) — check the admin's role and jumpcloud_api.credentials.org_id: %s", resp.Status, message))
 	case code == http.StatusTooManyRequests, code >= 500:
-		if wait, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+		if wait, ok := pipeline.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return pipeline.RetryAfter(err, wait)
 		}
 		return err
 	default:
 		return pipeline.Permanent(err)
 	}
-}
-
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
-func retryAfter(value string) (time.Duration, bool) {
-	if value == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(value); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if at, err := http.ParseTime(value); err == nil {
-		return max(time.Until(at), 0), true
-	}
-	return 0, false
 }

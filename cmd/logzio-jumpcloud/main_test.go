@@ -31,9 +31,15 @@ type world struct {
 	dir       string
 }
 
-func newWorld(t *testing.T, settings string) *world {
+// newWorld starts the emulators and writes config.yaml with settings under settings:. Each setup
+// runs before the emulators serve: the race detector sees no order between setting a hook later
+// and a handler reading it when the request comes from another process.
+func newWorld(t *testing.T, settings string, setup ...func(*world)) *world {
 	t.Helper()
 	w := &world{jumpcloud: emulator.NewJumpCloud(apiKey), listener: emulator.NewListener(shippingToken), dir: t.TempDir()}
+	for _, f := range setup {
+		f(w)
+	}
 	jc, listener := httptest.NewServer(w.jumpcloud), httptest.NewServer(w.listener)
 	t.Cleanup(jc.Close)
 	t.Cleanup(listener.Close)

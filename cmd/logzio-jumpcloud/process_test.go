@@ -12,7 +12,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,32 +245,15 @@ func TestASecondSignalExitsAtOnceAndARestartLosesNothing(t *testing.T) {
 	t.Logf("%d lines before the hard stop, %d after the restart", firstRun, received.lines()-firstRun)
 }
 
-// newChildWorld is newWorld for a child process, with the listener's hooks set before it serves:
-// the race detector sees no order between setting a hook and a handler reading it when the
-// request comes from another process. fault, when not nil, is the listener's Fault.
+// newChildWorld is newWorld for a child process, recording what the listener accepts; fault,
+// when not nil, is the listener's Fault.
 func newChildWorld(t *testing.T, settings string, fault func(http.ResponseWriter, *http.Request) bool) (*world, *deliveries) {
 	t.Helper()
 	received := &deliveries{counts: map[string]int{}}
-	w := &world{jumpcloud: emulator.NewJumpCloud(apiKey), listener: emulator.NewListener(shippingToken), dir: t.TempDir()}
-	w.listener.OnLine = received.add
-	w.listener.Fault = fault
-	jc, listener := httptest.NewServer(w.jumpcloud), httptest.NewServer(w.listener)
-	t.Cleanup(jc.Close)
-	t.Cleanup(listener.Close)
-	config := fmt.Sprintf(`logzio:
-  url: %q
-  token: %q
-jumpcloud_api:
-  url: %q
-  start_date: %q
-  credentials:
-    token: %q
-  settings:
-%s`, listener.URL, shippingToken, jc.URL+emulator.EventsPath,
-		time.Now().Add(-3*time.Hour).UTC().Format(checkpoint.Layout), apiKey, settings)
-	if err := os.WriteFile(w.configPath(), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w := newWorld(t, settings, func(w *world) {
+		w.listener.OnLine = received.add
+		w.listener.Fault = fault
+	})
 	return w, received
 }
 
