@@ -289,7 +289,7 @@ func TestAStopWhileBackingOffEndsTheReadPromptlyAtTheLastResumePoint(t *testing.
 		if err != nil {
 			t.Fatalf("a stop while backing off returned %v; it is a graceful stop", err)
 		}
-	case <-time.After(30 * time.Second): // a safety limit, far below the hour asked for
+	case <-time.After(30 * time.Second): // a safety limit, far below the ten minutes asked for
 		t.Fatal("Read was still waiting out Retry-After: 600 thirty seconds after the stop")
 	}
 
