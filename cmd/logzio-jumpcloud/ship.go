@@ -69,6 +69,9 @@ func heapAllocs() uint64 {
 	return sample[0].Value.Uint64()
 }
 
+// stopDeliveryFor is how long in-flight batches may take to deliver after a stop signal.
+const stopDeliveryFor = 25 * time.Second
+
 // progressEvery is how often a catch-up logs its progress.
 const progressEvery = 10 * time.Second
 
@@ -128,6 +131,9 @@ func wirePipeline(cfg *config.Config, store *checkpoint.File, start time.Time, o
 		Store:     pipeline.StoreFunc(func(pos any) error { return store.Save(pos.(time.Time)) }),
 		Log:       log,
 		Retry:     retry,
+		// Delivery after a stop signal gets 25 s, so that saving the checkpoint and exiting fit
+		// inside the 30 s a `docker stop -t 30` or a default Kubernetes grace period allows.
+		StopTimeout: stopDeliveryFor,
 	}, nil
 }
 
