@@ -63,7 +63,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stage(func() error { defer close(events); return p.read(ctx, stop, run, events) })
 	stage(func() error { defer close(transformed); return p.transform(run, events, transformed) })
 	stage(func() error { defer close(batches); return p.batch(run, transformed, batches, pending) })
-	stage(func() error { defer close(acks); return p.sendAll(run, batches, acks) })
+	stage(func() error { defer close(acks); return p.sendAll(run, fail, batches, acks) })
 	stage(func() error { return p.checkpoint(acks, pending, fail) })
 	_ = g.Wait()
 
@@ -241,12 +241,13 @@ func (p *Pipeline) batch(run context.Context, in <-chan Event, out chan<- *batch
 
 // sendAll runs Senders goroutines that deliver batches, retrying transient failures, and report
 // each delivered batch on acks.
-func (p *Pipeline) sendAll(run context.Context, in <-chan *batch, acks chan<- *batch) error {
+func (p *Pipeline) sendAll(run context.Context, fail context.CancelCauseFunc, in <-chan *batch, acks chan<- *batch) error {
 	var g errgroup.Group
 	for range p.Senders {
 		g.Go(func() error {
 			for b := range in {
 				if err := p.deliver(run, b); err != nil {
+					fail(err) // stop every stage now, not once every sender has failed
 					return err
 				}
 				b.lines = nil // delivered: the checkpoint needs only the position, not the data

@@ -278,3 +278,31 @@ func TestAPositionOnlyEventIsSavedWithoutCallingTheSink(t *testing.T) {
 		t.Errorf("saved %v", got)
 	}
 }
+
+func TestOneSendersPermanentFailureStopsThePipelineAtOnce(t *testing.T) {
+	// The source is idle between polls and three other senders are free: the failure must still
+	// end Run with that error, not wait for every sender to fail or for a stop.
+	errRejected := errors.New("token rejected")
+	p := pipeline.Pipeline{
+		Source: pipeline.SourceFunc(func(stop context.Context, emit func(pipeline.Event) error) error {
+			if err := emit(pipeline.Event{Data: []byte("a"), Position: 1}); err != nil {
+				return err
+			}
+			<-stop.Done() // waiting for the next poll
+			return nil
+		}),
+		Sink:    pipeline.SinkFunc(func(context.Context, [][]byte) error { return pipeline.Permanent(errRejected) }),
+		Senders: 4,
+		Retry:   fastRetry(),
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errRejected) {
+			t.Fatalf("Run returned %v, want %v", err, errRejected)
+		}
+	case <-time.After(20 * time.Second): // a safety limit: the fix returns in milliseconds
+		t.Fatal("Run was still running long after a permanent failure")
+	}
+}
