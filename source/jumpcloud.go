@@ -45,7 +45,7 @@ type Config struct {
 	Interval time.Duration // between polls (default 5m)
 	Once     bool          // read up to now - Lag once, then return
 
-	Client         *http.Client         // default: a client with no overall timeout
+	Client         *http.Client         // default: a client with no overall timeout; redirects are not followed
 	RequestTimeout time.Duration        // how long JumpCloud may send nothing, waiting for an answer or within it (default 60s)
 	Retry          pipeline.RetryPolicy // for failed pages
 	Log            zerolog.Logger
@@ -82,9 +82,16 @@ func New(cfg Config) *JumpCloud {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Minute
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
+	client := http.Client{}
+	if cfg.Client != nil {
+		client = *cfg.Client
 	}
+	if client.CheckRedirect == nil {
+		// Go re-sends custom headers, x-api-key among them, to wherever a redirect points: a
+		// redirect is answered as it is (a clear error) instead.
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	cfg.Client = &client
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}

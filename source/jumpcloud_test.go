@@ -342,3 +342,26 @@ func TestAnUntrustedCertificateIsFatalNotRetried(t *testing.T) {
 		t.Errorf("JumpCloud answered %d queries over an unverified connection", jc.QueryCount())
 	}
 }
+
+func TestARedirectNeverCarriesTheAPIKeyElsewhere(t *testing.T) {
+	var keySeenElsewhere atomic.Value
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keySeenElsewhere.Store(r.Header.Get("x-api-key"))
+		_, _ = w.Write([]byte("[]"))
+	}))
+	t.Cleanup(elsewhere.Close)
+	jc := emulator.NewJumpCloud(apiKey)
+	jc.Fault = func(w http.ResponseWriter, r *http.Request) bool {
+		http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
+		return true
+	}
+	src := source.New(source.Config{URL: newServer(t, jc), APIKey: apiKey, Start: epoch, Once: true,
+		Client: &http.Client{}, Now: func() time.Time { return epoch.Add(time.Hour) }})
+	err := src.Read(context.Background(), func(pipeline.Event) error { return nil })
+	if !pipeline.IsPermanent(err) {
+		t.Errorf("Read = %v, want a permanent error for a redirect", err)
+	}
+	if key, _ := keySeenElsewhere.Load().(string); key != "" {
+		t.Fatalf("the redirect target received the API key %q", key)
+	}
+}
