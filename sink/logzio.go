@@ -299,9 +299,14 @@ func (s *Logzio) classify(status int, header http.Header, answer []byte, n int) 
 		return nil
 	case status == http.StatusBadRequest:
 		// Some lines were rejected and the rest accepted: a resend would duplicate the
-		// accepted ones, so the batch counts as taken.
+		// accepted ones, so the batch counts as taken. A 400 without the listener's line counts
+		// came from something else (a proxy?): nobody knows what got in, so nothing is dropped
+		// and the pipeline stops with the checkpoint before this batch.
+		if !s.partlyRejected(answer, n) {
+			return pipeline.Permanent(fmt.Errorf("%w; it is not the listener's answer (no line counts): check logzio.url and any proxy in between",
+				&StatusError{StatusCode: status, Snippet: snippet(answer)}))
+		}
 		s.counters.batchesAccepted.Add(1)
-		s.partlyRejected(answer, n)
 		return nil
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return pipeline.Permanent(fmt.Errorf("%w (HTTP %d)", ErrTokenRejected, status))
@@ -319,8 +324,9 @@ func (s *Logzio) classify(status int, header http.Header, answer []byte, n int) 
 	}
 }
 
-// partlyRejected records and logs a 400 answer to a batch of n lines.
-func (s *Logzio) partlyRejected(answer []byte, n int) {
+// partlyRejected records and logs a 400 answer to a batch of n lines, and reports false when
+// the answer does not carry the listener's line counts.
+func (s *Logzio) partlyRejected(answer []byte, n int) bool {
 	var counts struct {
 		Malformed  *int64 `json:"malformedLines"`
 		Successful *int64 `json:"successfulLines"`
@@ -329,11 +335,7 @@ func (s *Logzio) partlyRejected(answer []byte, n int) {
 	}
 	if json.Unmarshal(answer, &counts) != nil ||
 		counts.Malformed == nil && counts.Successful == nil && counts.Oversized == nil && counts.Empty == nil {
-		// Without counts there is no knowing which lines got in: all count as rejected.
-		s.counters.linesRejected.Add(int64(n))
-		s.log.Error().Int("status", http.StatusBadRequest).Int("lines", n).Str("answer", snippet(answer)).
-			Msg("logz.io listener refused a batch without saying which lines it accepted; not resending it, since that could duplicate them")
-		return
+		return false
 	}
 	value := func(p *int64) int64 {
 		if p == nil {
@@ -347,6 +349,7 @@ func (s *Logzio) partlyRejected(answer []byte, n int) {
 	s.log.Warn().Int("lines", n).Int64("successful_lines", value(counts.Successful)).
 		Int64("malformed_lines", malformed).Int64("oversized_lines", oversized).Int64("empty_lines", empty).
 		Msg("logz.io listener rejected some lines of a batch and accepted the rest; not resending it")
+	return true
 }
 
 // split delivers lines as two halves, each retried on its own, so that a failure of the second

@@ -260,9 +260,9 @@ func TestSendClassifiesAnswers(t *testing.T) {
 		"A 200 answer delivers the batch.": {
 			fault: answer(200, ""),
 		},
-		"A 400 answer without counts is taken, and its status and the start of its body are logged.": {
-			fault: answer(400, "Bad Request: something odd"),
-			logs:  []string{`"level":"error"`, `"status":400`, "Bad Request: something odd"},
+		"A 400 answer without the listener's counts is permanent: nobody knows what got in.": {
+			fault: answer(400, "Bad Request: something odd"), permanent: true,
+			says: []string{"400", "no line counts", "Bad Request: something odd"},
 		},
 		"A 401 answer is permanent and says the token was rejected.": {
 			fault: answer(401, ""), permanent: true,
