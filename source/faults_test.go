@@ -497,3 +497,48 @@ func (f writerFunc) Write(line []byte) (int, error) {
 	f(line)
 	return len(line), nil
 }
+
+func TestAnEventWithoutATimestampIsShippedOnceWhenItsPageIsReadAgain(t *testing.T) {
+	// The page's untimed event goes out with the unit it joined; the page is then cut off and
+	// read again from the same cursor. The resume point cannot place an untimed event: the
+	// reader must remember it was shipped.
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ts := func(ms int) string { return base.Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano) }
+	page := fmt.Sprintf(`[{"id":"a","timestamp":%q},{"id":"untimed"},{"id":"b","timestamp":%q},{"id":"c","timestamp":%q}]`,
+		ts(1), ts(2), ts(3))
+	jc := emulator.NewJumpCloud(apiKey)
+	var attempts atomic.Int64
+	jc.Fault = func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("X-Result-Count", "4")
+		w.Header().Set("X-Limit", "100")
+		if attempts.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			_, _ = w.Write([]byte(page[:len(page)-20])) // cut off after "b"
+			return true
+		}
+		_, _ = w.Write([]byte(page))
+		return true
+	}
+	srv := httptest.NewServer(jc)
+	t.Cleanup(srv.Close)
+	src := source.New(source.Config{URL: srv.URL + emulator.EventsPath, APIKey: apiKey, PageSize: 100, Start: base, Once: true,
+		Now: func() time.Time { return base.Add(time.Hour) }, Retry: pipeline.RetryPolicy{Initial: time.Millisecond}})
+	shipped := map[string]int{}
+	err := src.Read(context.Background(), func(e pipeline.Event) error {
+		if e.Data != nil {
+			shipped[string(e.Data)]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attempts.Load() < 2 || len(shipped) != 4 {
+		t.Fatalf("%d attempts shipped %v; want the page read twice and its 4 events", attempts.Load(), shipped)
+	}
+	for event, n := range shipped {
+		if n != 1 {
+			t.Errorf("shipped %d times: %s", n, event)
+		}
+	}
+}

@@ -154,8 +154,12 @@ type window struct {
 	floor      time.Time // every event before floor has been emitted, or lies before the window
 	held       unit
 	pageStart  unit // held as the current page began, or empty once a unit was emitted since
-	events     int
-	pages      int
+	// element counts the current attempt's elements; every element of the page before
+	// emittedBefore was emitted (or skipped) by an earlier attempt, which is how a retry knows an
+	// event without a timestamp, that floor cannot place, was already shipped.
+	element, emittedBefore int
+	events                 int
+	pages                  int
 }
 
 // readWindow emits every event with start <= timestamp < end, page by page, as each page
@@ -200,10 +204,11 @@ func (w *window) readPage(stop context.Context, cursor json.RawMessage) (next js
 	if err != nil {
 		return nil, false, err
 	}
-	w.pageStart = w.held
+	w.pageStart, w.emittedBefore = w.held, 0
 	attempt := func() error {
 		w.held.events = w.held.events[:len(w.pageStart.events)]
 		w.held.ms, w.held.hasMs = w.pageStart.ms, w.pageStart.hasMs
+		w.element = 0
 		next, last, err = w.j.readAnswer(stop, body, w.take)
 		return err
 	}
@@ -221,8 +226,13 @@ func (w *window) readPage(stop context.Context, cursor json.RawMessage) (next js
 // take handles one event of a page: it joins the held unit, or, when it starts a later
 // millisecond, the held unit is emitted first with that millisecond as its resume point.
 func (w *window) take(data []byte) error {
+	index := w.element
+	w.element++
 	ts, ok := Timestamp(data)
 	if !ok {
+		if index < w.emittedBefore {
+			return nil // shipped by an earlier attempt at this page
+		}
 		// Still shipped, inside the current unit: an audit record is never dropped for a
 		// missing field.
 		w.j.cfg.Log.Warn().Int64("untimed_total", w.j.stats.Untimed.Add(1)).
@@ -237,10 +247,17 @@ func (w *window) take(data []byte) error {
 		return errPastEnd // ordered by millisecond, so every later event is past the end too
 	}
 	ms := ts.UnixMilli()
+	if w.held.hasMs && ms < w.held.ms {
+		// JumpCloud orders by millisecond, so this breaks its contract; joining the unit keeps
+		// resume points moving forward, and the event is shipped all the same.
+		w.j.cfg.Log.Warn().Time("timestamp", ts).Msg("event out of millisecond order; shipping it with its neighbours")
+		ms = w.held.ms
+	}
 	if w.held.hasMs && ms != w.held.ms {
 		if err := w.flush(time.UnixMilli(ms).UTC()); err != nil {
 			return pipeline.Permanent(err) // the pipeline is stopping hard: no retry
 		}
+		w.emittedBefore = index
 	}
 	w.held.events = append(w.held.events, data)
 	w.held.ms, w.held.hasMs = ms, true

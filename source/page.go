@@ -116,11 +116,14 @@ func (s *splitter) element() ([]byte, error) {
 			s.pos = end
 			return element, nil
 		}
-		if !s.fill() {
-			if s.err == io.EOF {
-				return nil, io.ErrUnexpectedEOF
-			}
+		if s.err == io.EOF {
+			return nil, io.ErrUnexpectedEOF
+		} else if s.err != nil {
 			return nil, s.err
+		}
+		// Read until twice as much is buffered, so that a huge element is scanned again a
+		// logarithmic number of times, not once per read.
+		for want := 2 * (len(s.buf) - s.pos); len(s.buf)-s.pos < want && s.fill(); {
 		}
 	}
 }
