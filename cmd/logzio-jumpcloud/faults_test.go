@@ -32,28 +32,6 @@ import (
 // a fraction of it.
 const faultLimit = 60 * time.Second
 
-// safeOutput collects the program's output, which several goroutines write at once.
-type safeOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *safeOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-// shipSafely is world.ship with output that concurrent log lines cannot race on: the faults
-// here make several senders log at once.
-func (w *world) shipSafely(ctx context.Context, extra ...string) (int, string) {
-	var out safeOutput
-	code := run(ctx, append([]string{"--config", w.configPath()}, extra...), &out, &out)
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	return code, out.buf.String()
-}
-
 // resetConnection answers a request by closing its connection with a TCP reset.
 func resetConnection(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -123,7 +101,7 @@ func TestAStormOfListenerErrorsThenRecoveryDeliversEveryEventOnce(t *testing.T) 
 		return true
 	}
 
-	code, logs := w.shipSafely(context.Background(), "--once")
+	code, logs := w.ship(t, context.Background(), "--once")
 	if code != 0 {
 		t.Fatalf("exit code %d after the listener recovered:\n%s", code, logs)
 	}
@@ -168,7 +146,7 @@ func TestSlowListenerAnswersStillDeliverEverything(t *testing.T) {
 		logs string
 	}, 1)
 	go func() {
-		code, logs := w.shipSafely(context.Background(), "--once")
+		code, logs := w.ship(t, context.Background(), "--once")
 		result <- struct {
 			code int
 			logs string
@@ -234,7 +212,7 @@ func TestABatchPartlyRejectedWithCountsIsLoggedAndNeverResent(t *testing.T) {
 		return true
 	}
 
-	code, logs := w.shipSafely(context.Background(), "--once")
+	code, logs := w.ship(t, context.Background(), "--once")
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, logs)
 	}
@@ -272,7 +250,7 @@ func TestAnEventOverTheListenerLineLimitArrivesShortenedAndTheRestFlows(t *testi
 		t.Fatal(err)
 	}
 
-	code, logs := w.shipSafely(context.Background(), "--once")
+	code, logs := w.ship(t, context.Background(), "--once")
 	if code != 0 {
 		t.Fatalf("exit code %d:\n%s", code, logs)
 	}
@@ -315,7 +293,7 @@ func TestARejectedTokenIsFatalAndSaysWhatToCheck(t *testing.T) {
 		rw.WriteHeader(http.StatusUnauthorized)
 		return true
 	}
-	code, logs := w.shipSafely(context.Background(), "--once")
+	code, logs := w.ship(t, context.Background(), "--once")
 	if code == 0 {
 		t.Fatalf("a rejected token exited 0:\n%s", logs)
 	}
@@ -360,7 +338,7 @@ func TestAnUnusableCheckpointFolderStopsTheProgramBeforeAnythingIsShipped(t *tes
 			w.jumpcloud.AddGenerated(26, 500, now.Add(-time.Hour), now.Add(-2*time.Minute))
 			lastTime := tt.setup(t, w.dir)
 
-			code, logs := w.shipSafely(context.Background(), "--once", "--last-time", lastTime)
+			code, logs := w.ship(t, context.Background(), "--once", "--last-time", lastTime)
 			if code == 0 {
 				t.Fatalf("exit code 0 with an unusable checkpoint folder:\n%s", logs)
 			}
@@ -397,7 +375,7 @@ func TestACheckpointSaveFailingMidRunStopsTheProgramAndLeavesNoTemporaryFile(t *
 		return false
 	}
 
-	code, logs := w.shipSafely(context.Background(), "--once")
+	code, logs := w.ship(t, context.Background(), "--once")
 	if code == 0 {
 		t.Fatalf("exit code 0 although the checkpoint could not be saved:\n%s", logs)
 	}
@@ -456,7 +434,7 @@ func TestTheProgramWarnsOfATokenOthersCanReadAndOfPlainHTTP(t *testing.T) {
 			if err := os.Chmod(w.configPath(), tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			code, logs := w.shipSafely(context.Background(), "--once")
+			code, logs := w.ship(t, context.Background(), "--once")
 			if code != 0 {
 				t.Fatalf("exit code %d:\n%s", code, logs)
 			}
