@@ -65,8 +65,17 @@ func (e *CorruptError) Error() string {
 // offset), and returns it in UTC.
 func ParseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
-	return t.UTC(), err
+	if err != nil {
+		return time.Time{}, err
+	}
+	if t = t.UTC(); !writable(t) { // an offset can carry year 0 to year -1, or 9999 to 10000
+		return time.Time{}, fmt.Errorf("%v is outside the years 1 to 9999", t)
+	}
+	return t, nil
 }
+
+// writable tells whether the file's layout can hold t.
+func writable(t time.Time) bool { return !t.IsZero() && t.Year() >= 1 && t.Year() <= 9999 }
 
 // line is one entry as read, with its text, so that other APIs' lines are rewritten unchanged.
 type line struct {
@@ -236,7 +245,7 @@ func (f *File) load() error {
 // never half of one.
 func (f *File) Save(t time.Time) error {
 	t = t.UTC()
-	if t.IsZero() || t.Year() < 1 || t.Year() > 9999 {
+	if !writable(t) {
 		return fmt.Errorf("%s: refusing to save %v: it is not a date the file can hold", f.path, t)
 	}
 	if !f.read {
