@@ -384,16 +384,6 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decodeEvents reads a page body, a JSON array, keeping each element's JSON.
-func decodeEvents(r io.Reader) ([][]byte, error) {
-	var events [][]byte
-	_, err := decodeElements(r, func(e []byte) error {
-		events = append(events, e)
-		return nil
-	})
-	return events, err
-}
-
 // classify turns a JumpCloud error answer into a transient or permanent error.
 func classify(resp *http.Response) error {
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
