@@ -393,52 +393,20 @@ func appendElements(dst [][]byte, array []byte) [][]byte {
 	}
 }
 
-// skipValue returns the index just past the compact value that starts at b[i].
+// skipValue returns the index just past the compact value that starts at b[i]: valueEnd, for
+// input known to be valid, where a number, true, false or null may also run to the end of b.
 func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	default: // a number, true, false or null runs to the next delimiter
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
-			i++
-		}
-		return i
+	if end, ok := valueEnd(b, i); ok {
+		return end
 	}
+	return len(b)
 }
 
-// skipString returns the index just past the string that starts at b[i].
+// skipString returns the index just past the string that starts at b[i], which valid input
+// always closes: stringEnd, for input known to be valid.
 func skipString(b []byte, i int) int {
-	i++
-	for {
-		i += bytes.IndexByte(b[i:], '"')
-		// The quote is escaped when an odd number of backslashes comes before it. The run stops
-		// at the opening quote at the latest.
-		backslashes := 0
-		for b[i-1-backslashes] == '\\' {
-			backslashes++
-		}
-		if backslashes%2 == 0 {
-			return i + 1
-		}
-		i++
-	}
+	end, _ := stringEnd(b, i)
+	return end
 }
 
 // unescapedContent returns what the JSON string s (quotes included) stands for. Without a
