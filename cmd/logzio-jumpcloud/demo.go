@@ -80,7 +80,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	store := checkpoint.Open(filepath.Join(*dir, "lastTime.txt"))
+	store := checkpoint.Open(lastTimePath(configPath, ""))
 	fmt.Fprintf(stdout, "A local JumpCloud holds %d events from the last 3 days; a local Logz.io listener waits.\n", *backlog)
 	fmt.Fprintf(stdout, "Config %s:\n%s\n", configPath, indent(yaml))
 
